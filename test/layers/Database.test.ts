@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Redacted } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -41,8 +41,8 @@ describe("migrations", () => {
     }))
 })
 
-describe("atomic", () => {
-  it.layer(TestDatabaseLive(), { excludeTestServices: true })((it) => {
+layer(TestDatabaseLive(), { excludeTestServices: true })("atomic", (it) => {
+  {
     it.effect("commits on success", () =>
       Effect.gen(function*() {
         yield* atomic("test.commit", insertUser("commit@example.com"))
@@ -87,7 +87,7 @@ describe("atomic", () => {
           )
         expect(dangling).toBeInstanceOf(ValidationError)
       }))
-  })
+  }
 })
 
 describe("embedded PGlite", () => {
