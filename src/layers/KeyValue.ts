@@ -185,7 +185,8 @@ const makeMemory = (options: MemoryOptions): KeyValueService => {
     withNowMs((nowMs) => {
       const entry = table.read(key, nowMs)
       const current = entry === undefined ? BigDecimal.fromBigInt(0n) : parseDecimal(key, entry.value)
-      const sum = BigDecimal.format(BigDecimal.normalize(BigDecimal.sum(current, parseDecimal(key, by))))
+      // `by` already passed checkDecimalStep.
+      const sum = BigDecimal.format(BigDecimal.normalize(BigDecimal.sum(current, BigDecimal.unsafeFromString(by))))
       table.write(key, { value: sum, expiresAtMs: windowExpiry(entry, nowMs, ttlMs) }, nowMs)
       return sum
     })
@@ -331,11 +332,13 @@ const logConnectionErrors = (client: Redis) =>
 // with KeyValueError until it is back.
 const connectRedis = (client: Redis) =>
   redisCall("CONNECT", () => client.connect()).pipe(
-    Effect.catchAll((error) => Effect.logWarning("redis unavailable at startup; commands will fail until it recovers", error.message))
+    Effect.catchAll((error) =>
+      Effect.logWarning("redis unavailable at startup; commands fail until it recovers", error.message)
+    )
   )
 
 const makeRedis = (url: string, options: RedisOptions) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const client = yield* openRedis(url, options.commandTimeoutMs ?? commandTimeoutMsDefault)
     yield* logConnectionErrors(client)
     yield* connectRedis(client)

@@ -142,7 +142,8 @@ const writeAtomically = async (filePath: string, data: Uint8Array | string) => {
 const readContentType = async (metaPath: string): Promise<string> => {
   try {
     const meta: unknown = JSON.parse(await fs.readFile(metaPath, "utf8"))
-    const contentType = typeof meta === "object" && meta !== null && "contentType" in meta ? meta.contentType : undefined
+    const contentType =
+      typeof meta === "object" && meta !== null && "contentType" in meta ? meta.contentType : undefined
     return typeof contentType === "string" ? contentType : contentTypeFallback
   } catch (cause) {
     // Data is renamed into place before its sidecar, so a crash in between leaves no sidecar.
@@ -164,7 +165,10 @@ const makeLocal = (directory: string): ObjectStoreService => {
 
   const get = (key: string) =>
     Effect.tryPromise({
-      try: async () => ({ body: new Uint8Array(await fs.readFile(dataPath(key))), contentType: await readContentType(metaPath(key)) }),
+      try: async () => {
+        const body = new Uint8Array(await fs.readFile(dataPath(key)))
+        return { body, contentType: await readContentType(metaPath(key)) }
+      },
       catch: (cause) => (isMissingFile(cause) ? new ObjectNotFound({ key }) : failure(`local get ${key} failed`)(cause))
     })
 
@@ -218,7 +222,8 @@ const makeS3 = (client: S3Client, options: S3Options): ObjectStoreService => {
   const send = <A>(operation: string, key: string, run: (abortSignal: AbortSignal) => Promise<A>) =>
     Effect.tryPromise({
       try: run,
-      catch: (cause) => (isMissingObject(cause) ? new ObjectNotFound({ key }) : failure(`s3 ${operation} ${key} failed`)(cause))
+      catch: (cause) =>
+        isMissingObject(cause) ? new ObjectNotFound({ key }) : failure(`s3 ${operation} ${key} failed`)(cause)
     }).pipe(
       Effect.timeoutFail({
         duration: timeout,
@@ -239,7 +244,9 @@ const makeS3 = (client: S3Client, options: S3Options): ObjectStoreService => {
     })
 
   const exists = (key: string) =>
-    send("exists", key, (abortSignal) => client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal })).pipe(
+    send("exists", key, (abortSignal) =>
+      client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal })
+    ).pipe(
       Effect.as(true),
       Effect.catchTag("ObjectNotFound", () => Effect.succeed(false))
     )

@@ -68,7 +68,11 @@ describe("KeyValue redis outage", () => {
   it.live("an unreachable Redis surfaces KeyValueError instead of hanging or dying", () =>
     Effect.gen(function*() {
       const kv = yield* KeyValue
-      const outcomes = yield* Effect.all([outcomeOf(kv.ping), outcomeOf(kv.get("k")), outcomeOf(kv.increment("k", 1, 1_000))])
+      const outcomes = yield* Effect.all([
+        outcomeOf(kv.ping),
+        outcomeOf(kv.get("k")),
+        outcomeOf(kv.increment("k", 1, 1_000))
+      ])
       expect(outcomes).toEqual(["KeyValueError", "KeyValueError", "KeyValueError"])
     }).pipe(Effect.provide(KeyValue.layerRedis("redis://127.0.0.1:1")), Effect.timeout("5 seconds")), 10_000)
 })

@@ -109,7 +109,13 @@ describe("ObjectStore s3 misconfiguration", () => {
   it.scoped("ping fails with ObjectStoreError for a bucket that does not exist", () =>
     Effect.gen(function*() {
       const endpoint = yield* startS3rver
-      const layer = ObjectStore.layerS3({ bucket: "no-such-bucket", region, endpoint, forcePathStyle: true, ...s3rverCredentials })
+      const layer = ObjectStore.layerS3({
+        bucket: "no-such-bucket",
+        region,
+        endpoint,
+        forcePathStyle: true,
+        ...s3rverCredentials
+      })
       const outcome = yield* outcomeOf(Effect.flatMap(ObjectStore, (store) => store.ping).pipe(Effect.provide(layer)))
       expect(outcome).toBe("ObjectStoreError")
     }))
