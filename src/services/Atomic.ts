@@ -1,5 +1,5 @@
 import { SqlClient, SqlError } from "@effect/sql"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Option, ParseResult } from "effect"
 import { Conflict, NotFound, ValidationError } from "../domain/Errors.js"
 
 /**
@@ -86,3 +86,17 @@ export const orNotFound = (entity: string, id: unknown) =>
     onNone: () => Effect.fail(new NotFound({ entity, message: `${entity} ${String(id)} not found` })),
     onSome: Effect.succeed
   }))
+
+/**
+ * SQL and row-decoding failures that no caller can handle become defects: the HTTP layer answers 500
+ * and the ErrorReporter sees them; domain errors stay typed.
+ */
+export const dieOnInfrastructure = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, Exclude<E, SqlError.SqlError | ParseResult.ParseError>, R> =>
+  Effect.catchIf(
+    effect,
+    (error): error is Extract<E, SqlError.SqlError | ParseResult.ParseError> =>
+      error instanceof SqlError.SqlError || ParseResult.isParseError(error),
+    (error) => Effect.die(error)
+  ) as never

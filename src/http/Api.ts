@@ -1,0 +1,14 @@
+import { HttpApi, OpenApi } from "@effect/platform"
+import { AdminApi } from "./AdminApi.js"
+import { AuthApi } from "./AuthApi.js"
+import { OpsApi } from "./OpsApi.js"
+import { TraderApi } from "./TraderApi.js"
+
+export class JivaPayApi extends HttpApi.make("jivapay")
+  .add(OpsApi)
+  .add(AuthApi)
+  .add(AdminApi)
+  .add(TraderApi)
+  .annotate(OpenApi.Title, "JivaPay API")
+  .annotate(OpenApi.Description, "P2P payment processing: merchants, traders, orders, balances.")
+{}

@@ -1,0 +1,63 @@
+import { HttpServer } from "@effect/platform"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Option } from "effect"
+import { HttpAppLive, NodeServerLive } from "./http/Server.js"
+import { InfraLive } from "./layers/App.js"
+import { AppConfig } from "./layers/Config.js"
+import { runMigrations } from "./layers/Migrations.js"
+import type { SeedReport } from "./services/Seed.js"
+import { Seed } from "./services/Seed.js"
+
+const COMMANDS = ["start", "serve", "migrate", "seed"] as const
+type Command = typeof COMMANDS[number]
+
+const printSeedReport = (report: SeedReport, baseUrl: string) =>
+  Effect.sync(() => {
+    const lines = [`JivaPay is serving at ${baseUrl}  (OpenAPI UI: ${baseUrl}/docs)`, `admin: ${report.adminEmail}`]
+    if (Option.isSome(report.adminPassword)) {
+      lines.push(`admin password (generated, shown once): ${report.adminPassword.value}`)
+    }
+    if (Option.isSome(report.demo)) {
+      const demo = report.demo.value
+      lines.push(
+        `demo merchant: ${demo.merchantEmail}`,
+        `demo traders: ${demo.traderEmails.join(", ")}`,
+        `demo password (shown once): ${demo.password}`,
+        `demo store: ${demo.storePublicId}`,
+        `demo store API key (shown once): ${demo.apiKey}`,
+        `demo store callback secret (shown once): ${demo.secretKey}`
+      )
+    }
+    console.log(lines.join("\n"))
+  })
+
+const migrateAndSeed = Effect.gen(function*() {
+  yield* runMigrations()
+  return yield* Effect.flatMap(Seed, (seed) => seed.run())
+}).pipe(Effect.provide(Seed.Default))
+
+const serveHttp = Layer.launch(HttpAppLive.pipe(Layer.provide(NodeServerLive)))
+
+const baseUrl = Effect.map(AppConfig, (config) => `http://${config.host}:${config.port}`)
+
+const programs: Record<Command, Effect.Effect<unknown, unknown, any>> = {
+  start: Effect.gen(function*() {
+    const report = yield* migrateAndSeed
+    yield* printSeedReport(report, yield* baseUrl)
+    return yield* serveHttp
+  }),
+  serve: Effect.zipRight(runMigrations(), serveHttp),
+  migrate: runMigrations(),
+  seed: Effect.flatMap(migrateAndSeed, (report) => Effect.flatMap(baseUrl, (url) => printSeedReport(report, url)))
+}
+
+const command = (process.argv[2] ?? "start") as Command
+if (!COMMANDS.includes(command)) {
+  console.error(`unknown command "${command}"; use one of: ${COMMANDS.join(", ")}`)
+  process.exit(2)
+}
+
+const program = programs[command].pipe(Effect.provide(InfraLive)) as Effect.Effect<unknown, unknown, never>
+NodeRuntime.runMain(program)
+
+export type { HttpServer }
