@@ -68,8 +68,8 @@ export const request = (
       const response = await fetch(`${baseUrl}${path}`, {
         method,
         headers,
-        body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)) as string | undefined
-      })
+        ...bodyInit(options)
+      } as RequestInit)
       const text = await response.text()
       let json: any = undefined
       try {
@@ -79,6 +79,13 @@ export const request = (
       }
       return { status: response.status, body: json, text, headers: response.headers }
     }))
+
+const bodyInit = (options: { readonly body?: unknown; readonly rawBody?: unknown }) =>
+  options.rawBody !== undefined
+    ? { body: options.rawBody }
+    : options.body === undefined
+    ? {}
+    : { body: JSON.stringify(options.body) }
 
 export const loginAs = (email: string, password: string) =>
   Effect.map(request("POST", "/api/auth/login", { body: { email, password } }), (response) => {
