@@ -13,6 +13,8 @@ import { createServer } from "node:http"
 import { AppConfig } from "../layers/Config.js"
 import { AdminService } from "../services/AdminService.js"
 import { AuthService } from "../services/AuthService.js"
+import { BalanceManager } from "../services/BalanceManager.js"
+import { OrderService } from "../services/OrderService.js"
 import { ReferenceData } from "../services/ReferenceData.js"
 import { RequisiteService } from "../services/RequisiteService.js"
 import { JivaPayApi } from "./Api.js"
@@ -24,6 +26,8 @@ import {
   StoreAuthenticationLive,
   TraderHandlers
 } from "./Handlers.js"
+import { LedgerHandlers } from "./LedgerHttp.js"
+import { MerchantHandlers } from "./MerchantHttp.js"
 import { renderPrometheus } from "./Prometheus.js"
 
 const httpRequests = Metric.counter("jivapay_http_requests_total", {
@@ -55,9 +59,16 @@ const measured = HttpMiddleware.make((app) =>
 )
 
 export const ApiLive = HttpApiBuilder.api(JivaPayApi).pipe(
-  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers]),
+  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers]),
   Layer.provide([AuthenticationLive, StoreAuthenticationLive]),
-  Layer.provide([AuthService.Default, AdminService.Default, RequisiteService.Default, ReferenceData.Default])
+  Layer.provide([
+    AuthService.Default,
+    AdminService.Default,
+    RequisiteService.Default,
+    ReferenceData.Default,
+    BalanceManager.Default,
+    OrderService.Default
+  ])
 )
 
 /** The HTTP application: API, OpenAPI UI at /docs, /metrics; bodies larger than MAX_BODY_BYTES are refused. */

@@ -4,6 +4,7 @@ import { AppConfig } from "./Config.js"
 import { DatabaseLive } from "./Database.js"
 import { KeyValue } from "./KeyValue.js"
 import { ObjectStore } from "./ObjectStore.js"
+import { OrderWakeup } from "./OrderWakeup.js"
 import { TelemetryLive } from "./Telemetry.js"
 
 /** REDIS_URL → Redis; unset → in-process memory (one process only). */
@@ -24,6 +25,7 @@ export const ObjectStoreLive = Layer.unwrapEffect(Effect.map(AppConfig, (config)
   })))
 
 /** Infrastructure shared by every command: configuration, database, key-value store, object store, telemetry. */
-export const InfraLive = Layer.mergeAll(DatabaseLive, KeyValueLive, ObjectStoreLive, TelemetryLive).pipe(
+export const InfraLive = Layer.mergeAll(OrderWakeup.layer, KeyValueLive, ObjectStoreLive, TelemetryLive).pipe(
+  Layer.provideMerge(DatabaseLive),
   Layer.provideMerge(AppConfig.layer)
 )

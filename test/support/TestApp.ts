@@ -9,6 +9,7 @@ import { HttpAppLive } from "../../src/http/Server.js"
 import { AppConfig, type AppSettings } from "../../src/layers/Config.js"
 import { KeyValue } from "../../src/layers/KeyValue.js"
 import { ObjectStore } from "../../src/layers/ObjectStore.js"
+import { OrderWakeup } from "../../src/layers/OrderWakeup.js"
 import { AdminService } from "../../src/services/AdminService.js"
 import { TestDatabaseLive } from "./TestDatabase.js"
 
@@ -37,11 +38,10 @@ export const TestAppLive = (options: {
   const keyValue = options.redisUrl === undefined
     ? KeyValue.layerMemory
     : KeyValue.layerRedis(options.redisUrl, { keyPrefix: `jivapay-test-${Date.now()}-${Math.random()}:` })
-  const infra = Layer.mergeAll(
-    TestDatabaseLive({ maxConnections: options.maxConnections ?? 10 }),
-    keyValue,
-    ObjectStore.layerLocal(join(dataDir, "objects"))
-  ).pipe(Layer.provideMerge(config))
+  const infra = Layer.mergeAll(OrderWakeup.layer, keyValue, ObjectStore.layerLocal(join(dataDir, "objects"))).pipe(
+    Layer.provideMerge(TestDatabaseLive({ maxConnections: options.maxConnections ?? 10 })),
+    Layer.provideMerge(config)
+  )
   const admin = Layer.effectDiscard(
     Effect.flatMap(AdminService, (service) => service.ensureAdmin(TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD))
   ).pipe(Layer.provide(AdminService.Default))
