@@ -14,6 +14,8 @@ import { AppConfig } from "../layers/Config.js"
 import { AdminService } from "../services/AdminService.js"
 import { AuthService } from "../services/AuthService.js"
 import { BalanceManager } from "../services/BalanceManager.js"
+import { Reconciliation } from "../services/Reconciliation.js"
+import { FraudDetector } from "../services/FraudDetector.js"
 import { OrderService } from "../services/OrderService.js"
 import { ReferenceData } from "../services/ReferenceData.js"
 import { RequisiteService } from "../services/RequisiteService.js"
@@ -26,6 +28,7 @@ import {
   StoreAuthenticationLive,
   TraderHandlers
 } from "./Handlers.js"
+import { FraudHandlers } from "./FraudHttp.js"
 import { LedgerHandlers } from "./LedgerHttp.js"
 import { MerchantHandlers } from "./MerchantHttp.js"
 import { renderPrometheus } from "./Prometheus.js"
@@ -59,14 +62,16 @@ const measured = HttpMiddleware.make((app) =>
 )
 
 export const ApiLive = HttpApiBuilder.api(JivaPayApi).pipe(
-  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers]),
+  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers, FraudHandlers]),
   Layer.provide([AuthenticationLive, StoreAuthenticationLive]),
   Layer.provide([
     AuthService.Default,
     AdminService.Default,
     RequisiteService.Default,
     ReferenceData.Default,
+    FraudDetector.Default,
     BalanceManager.Default,
+    Reconciliation.Default,
     OrderService.Default
   ])
 )
