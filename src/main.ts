@@ -5,10 +5,11 @@ import { HttpAppLive, NodeServerLive } from "./http/Server.js"
 import { InfraLive } from "./layers/App.js"
 import { AppConfig } from "./layers/Config.js"
 import { runMigrations } from "./layers/Migrations.js"
+import { Reconciliation } from "./services/Reconciliation.js"
 import type { SeedReport } from "./services/Seed.js"
 import { Seed } from "./services/Seed.js"
 
-const COMMANDS = ["start", "serve", "migrate", "seed"] as const
+const COMMANDS = ["start", "serve", "migrate", "seed", "reconcile"] as const
 type Command = typeof COMMANDS[number]
 
 const printSeedReport = (report: SeedReport, baseUrl: string) =>
@@ -40,6 +41,15 @@ const serveHttp = Layer.launch(HttpAppLive.pipe(Layer.provide(NodeServerLive)))
 
 const baseUrl = Effect.map(AppConfig, (config) => `http://${config.host}:${config.port}`)
 
+/** Prints the report as JSON; any difference makes the process exit non-zero (for cron and CI). */
+const reconcile = Effect.gen(function*() {
+  const report = yield* Effect.flatMap(Reconciliation, (service) => service.run())
+  yield* Effect.sync(() => console.log(JSON.stringify(report, null, 2)))
+  if (!report.ok) {
+    return yield* Effect.fail(new Error(`reconciliation found ${report.differences.length} difference(s)`))
+  }
+}).pipe(Effect.provide(Reconciliation.Default))
+
 const programs: Record<Command, Effect.Effect<unknown, unknown, any>> = {
   start: Effect.gen(function*() {
     const report = yield* migrateAndSeed
@@ -48,7 +58,8 @@ const programs: Record<Command, Effect.Effect<unknown, unknown, any>> = {
   }),
   serve: Effect.zipRight(runMigrations(), serveHttp),
   migrate: runMigrations(),
-  seed: Effect.flatMap(migrateAndSeed, (report) => Effect.flatMap(baseUrl, (url) => printSeedReport(report, url)))
+  seed: Effect.flatMap(migrateAndSeed, (report) => Effect.flatMap(baseUrl, (url) => printSeedReport(report, url))),
+  reconcile: reconcile
 }
 
 const command = (process.argv[2] ?? "start") as Command
@@ -58,6 +69,7 @@ if (!COMMANDS.includes(command)) {
 }
 
 const program = programs[command].pipe(Effect.provide(InfraLive)) as Effect.Effect<unknown, unknown, never>
-NodeRuntime.runMain(program)
+// The JSON logger of TelemetryLive replaces the default one; the pretty logger would print beside it.
+NodeRuntime.runMain(program, { disablePrettyLogger: true })
 
 export type { HttpServer }
