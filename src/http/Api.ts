@@ -1,8 +1,10 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AdminApi } from "./AdminApi.js"
 import { AuthApi } from "./AuthApi.js"
+import { FraudApi } from "./FraudApi.js"
 import { OpsApi } from "./OpsApi.js"
 import { LedgerApi } from "./LedgerApi.js"
+import { LifecycleApi } from "./LifecycleApi.js"
 import { MerchantApi } from "./MerchantApi.js"
 import { TraderApi } from "./TraderApi.js"
 
@@ -11,8 +13,10 @@ export class JivaPayApi extends HttpApi.make("jivapay")
   .add(AuthApi)
   .add(AdminApi)
   .add(TraderApi)
+  .add(FraudApi)
   .add(MerchantApi)
   .add(LedgerApi)
+  .add(LifecycleApi)
   .annotate(OpenApi.Title, "JivaPay API")
   .annotate(OpenApi.Description, "P2P payment processing: merchants, traders, orders, balances.")
 {}

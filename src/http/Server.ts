@@ -17,6 +17,7 @@ import { BalanceManager } from "../services/BalanceManager.js"
 import { Reconciliation } from "../services/Reconciliation.js"
 import { FraudDetector } from "../services/FraudDetector.js"
 import { OrderService } from "../services/OrderService.js"
+import { OrderStatusManager } from "../services/OrderStatusManager.js"
 import { ReferenceData } from "../services/ReferenceData.js"
 import { RequisiteService } from "../services/RequisiteService.js"
 import { JivaPayApi } from "./Api.js"
@@ -30,6 +31,7 @@ import {
 } from "./Handlers.js"
 import { FraudHandlers } from "./FraudHttp.js"
 import { LedgerHandlers } from "./LedgerHttp.js"
+import { LifecycleHandlers } from "./LifecycleHttp.js"
 import { MerchantHandlers } from "./MerchantHttp.js"
 import { renderPrometheus } from "./Prometheus.js"
 
@@ -62,7 +64,7 @@ const measured = HttpMiddleware.make((app) =>
 )
 
 export const ApiLive = HttpApiBuilder.api(JivaPayApi).pipe(
-  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers, FraudHandlers]),
+  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers, FraudHandlers, LifecycleHandlers]),
   Layer.provide([AuthenticationLive, StoreAuthenticationLive]),
   Layer.provide([
     AuthService.Default,
@@ -72,7 +74,8 @@ export const ApiLive = HttpApiBuilder.api(JivaPayApi).pipe(
     FraudDetector.Default,
     BalanceManager.Default,
     Reconciliation.Default,
-    OrderService.Default
+    OrderService.Default,
+    OrderStatusManager.Default
   ])
 )
 

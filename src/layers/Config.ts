@@ -31,6 +31,9 @@ export interface AppSettings {
   readonly rateRefreshInterval: Duration.Duration
   readonly maxBodyBytes: number
   readonly maxReceiptBytes: number
+  readonly alertWebhookUrl: Option.Option<string>
+  readonly failedOrderAlertThreshold: number
+  readonly failedOrderAlertWindow: Duration.Duration
 }
 
 const list = (name: string) =>
@@ -74,7 +77,10 @@ export const appSettingsConfig: Config.Config<AppSettings> = Config.all({
   rateProviderUrl: Config.option(Config.nonEmptyString("RATE_PROVIDER_URL")),
   rateRefreshInterval: Config.duration("RATE_REFRESH_INTERVAL").pipe(Config.withDefault(Duration.minutes(5))),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 64 * 1024, 16 * 1024 * 1024),
-  maxReceiptBytes: positiveInt("MAX_RECEIPT_BYTES", 5 * 1024 * 1024, 50 * 1024 * 1024)
+  maxReceiptBytes: positiveInt("MAX_RECEIPT_BYTES", 5 * 1024 * 1024, 50 * 1024 * 1024),
+  alertWebhookUrl: Config.option(Config.nonEmptyString("ALERT_WEBHOOK_URL")),
+  failedOrderAlertThreshold: positiveInt("FAILED_ORDER_ALERT_THRESHOLD", 20, 100_000),
+  failedOrderAlertWindow: Config.duration("FAILED_ORDER_ALERT_WINDOW").pipe(Config.withDefault(Duration.minutes(5)))
 })
 
 export class AppConfig extends Context.Tag("AppConfig")<AppConfig, AppSettings>() {

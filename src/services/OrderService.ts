@@ -9,6 +9,7 @@ import { isPrivateHost } from "../domain/UrlSafety.js"
 import { AppConfig } from "../layers/Config.js"
 import { OrderWakeup } from "../layers/OrderWakeup.js"
 import { atomic, dieOnInfrastructure, isUniqueViolation } from "./Atomic.js"
+import { FraudDetector } from "./FraudDetector.js"
 
 export interface NewOrder {
   readonly merchantOrderId: string
@@ -106,6 +107,7 @@ export class OrderService extends Effect.Service<OrderService>()("OrderService",
     const sql = yield* SqlClient.SqlClient
     const config = yield* AppConfig
     const wakeup = yield* OrderWakeup
+    const fraud = yield* FraudDetector
 
     const selectView = (storeId: number, incomingOrderId: number | null, merchantOrderId: string | null) =>
       sql`SELECT i.id, i.merchant_order_id, i.direction, i.amount, i.currency, i.status, i.failure_reason, i.created_at,
@@ -234,6 +236,16 @@ export class OrderService extends Effect.Service<OrderService>()("OrderService",
         Effect.catchIf((error) => error._tag === "SqlError" && isUniqueViolation(error), () =>
           Effect.fail(new Conflict({ entity: "order", message: "a concurrent request created this order; retry" })))
       )
+      // Counted once, after commit: velocity counters must not count orders that never existed.
+      if (outcome._tag === "Created") {
+        yield* fraud.recordIncomingOrder({
+          incomingOrderId: outcome.order.id,
+          storeId: store.storeId,
+          amountFiat: order.amount,
+          customerId: order.customerId ?? null,
+          clientIp: order.clientIp ?? null
+        })
+      }
       return outcome
     }, dieOnInfrastructure)
 
@@ -244,5 +256,6 @@ export class OrderService extends Effect.Service<OrderService>()("OrderService",
     }, dieOnInfrastructure)
 
     return { create, get } as const
-  })
+  }),
+  dependencies: [FraudDetector.Default]
 }) {}
