@@ -8,8 +8,9 @@ import { runMigrations } from "./layers/Migrations.js"
 import { Reconciliation } from "./services/Reconciliation.js"
 import type { SeedReport } from "./services/Seed.js"
 import { Seed } from "./services/Seed.js"
+import { OrderWorkerLive } from "./workers/OrderWorker.js"
 
-const COMMANDS = ["start", "serve", "migrate", "seed", "reconcile"] as const
+const COMMANDS = ["start", "serve", "worker", "migrate", "seed", "reconcile"] as const
 type Command = typeof COMMANDS[number]
 
 const printSeedReport = (report: SeedReport, baseUrl: string) =>
@@ -37,7 +38,10 @@ const migrateAndSeed = Effect.gen(function*() {
   return yield* Effect.flatMap(Seed, (seed) => seed.run())
 }).pipe(Effect.provide(Seed.Default))
 
-const serveHttp = Layer.launch(HttpAppLive.pipe(Layer.provide(NodeServerLive)))
+const HttpLive = HttpAppLive.pipe(Layer.provide(NodeServerLive))
+const serveHttp = Layer.launch(HttpLive)
+/** The background workers; they stop gracefully (in-flight orders finish) on SIGINT/SIGTERM. */
+const WorkersLive = OrderWorkerLive
 
 const baseUrl = Effect.map(AppConfig, (config) => `http://${config.host}:${config.port}`)
 
@@ -54,9 +58,10 @@ const programs: Record<Command, Effect.Effect<unknown, unknown, any>> = {
   start: Effect.gen(function*() {
     const report = yield* migrateAndSeed
     yield* printSeedReport(report, yield* baseUrl)
-    return yield* serveHttp
+    return yield* Layer.launch(Layer.merge(HttpLive, WorkersLive))
   }),
   serve: Effect.zipRight(runMigrations(), serveHttp),
+  worker: Effect.zipRight(runMigrations(), Layer.launch(WorkersLive)),
   migrate: runMigrations(),
   seed: Effect.flatMap(migrateAndSeed, (report) => Effect.flatMap(baseUrl, (url) => printSeedReport(report, url))),
   reconcile: reconcile

@@ -1,8 +1,9 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Redacted } from "effect"
+import { Cause, Effect, Layer, Option, Redacted } from "effect"
 import { Forbidden, ServiceUnavailable } from "../domain/Errors.js"
 import { CurrentUser } from "../domain/Principal.js"
+import { AppConfig } from "../layers/Config.js"
 import { KeyValue } from "../layers/KeyValue.js"
 import { AdminService } from "../services/AdminService.js"
 import { AuthService, requireRole } from "../services/AuthService.js"
@@ -23,6 +24,64 @@ export const StoreAuthenticationLive = Layer.effect(
 )
 
 const READY_TIMEOUT = "2 seconds"
+
+const errorResponse = (status: number, body: Record<string, unknown>) => HttpServerResponse.unsafeJson(body, { status })
+
+/** "settings.minAmount: must be ..." for each issue, so the message itself names the field. */
+const describeDecodeError = (error: HttpApiError.HttpApiDecodeError) => {
+  const fields = error.issues.map((issue) => issue.path.map(String).join("."))
+  const message = error.issues.map((issue, index) => `${fields[index] || "body"}: ${issue.message}`).join("; ")
+  return { _tag: error._tag, field: fields[0] || undefined, message: message || error.message, issues: error.issues }
+}
+
+/**
+ * API-wide guards, in front of every handler: a body declared larger than MAX_BODY_BYTES is refused
+ * with 413 before a byte of it is read (reading it first would cut the connection instead of
+ * answering); an unreadable or non-JSON body, a schema failure and a defect all answer with the
+ * JSON error shape `{_tag, message}` instead of an empty body.
+ */
+export const RequestGuardsLive = HttpApiBuilder.middleware(Effect.map(AppConfig, (config) => (app) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const declaredBytes = Number(request.headers["content-length"] ?? "0")
+    // Uploads (receipts) have their own, larger limit: the file plus the form's other fields.
+    const isUpload = (request.headers["content-type"] ?? "").toLowerCase().startsWith("multipart/form-data")
+    const limitBytes = isUpload ? config.maxReceiptBytes + config.maxBodyBytes : config.maxBodyBytes
+    if (Number.isFinite(declaredBytes) && declaredBytes > limitBytes) {
+      return errorResponse(413, {
+        _tag: "PayloadTooLarge",
+        message: `request body of ${declaredBytes} bytes is larger than the limit of ${limitBytes} bytes`
+      })
+    }
+    return yield* app
+  }).pipe(
+    Effect.catchAllCause((cause) => {
+      // Typed as `never` by the middleware signature, but the router's failures do arrive here.
+      const failure = Cause.failureOption(cause as Cause.Cause<unknown>)
+      if (Option.isSome(failure) && failure.value instanceof HttpApiError.HttpApiDecodeError) {
+        return Effect.succeed(errorResponse(400, describeDecodeError(failure.value)))
+      }
+      if (Option.isSome(failure) && failure.value instanceof HttpServerError.RouteNotFound) {
+        return Effect.succeed(errorResponse(404, { _tag: "NotFound", message: "no such route" }))
+      }
+      const defect = Cause.dieOption(cause)
+      if (Option.isSome(defect) && defect.value instanceof HttpServerError.RequestError) {
+        return Effect.succeed(
+          String(defect.value.cause).includes("maxBytes exceeded")
+            ? errorResponse(413, { _tag: "PayloadTooLarge", message: `request body is larger than ${config.maxBodyBytes} bytes` })
+            : errorResponse(400, { _tag: "ValidationError", field: "body", message: "body: request body is not valid JSON" })
+        )
+      }
+      if (Option.isSome(defect)) {
+        return Effect.as(
+          Effect.logError("request failed with a defect", cause),
+          errorResponse(500, { _tag: "InternalError", message: "internal error" })
+        )
+      }
+      return Effect.failCause(cause)
+    })
+  )
+))
 
 export const OpsHandlers = HttpApiBuilder.group(JivaPayApi, "ops", (handlers) =>
   Effect.gen(function*() {

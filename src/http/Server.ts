@@ -26,9 +26,11 @@ import {
   AuthenticationLive,
   AuthHandlers,
   OpsHandlers,
+  RequestGuardsLive,
   StoreAuthenticationLive,
   TraderHandlers
 } from "./Handlers.js"
+import { DeadLetterHandlers } from "./DeadLetterHttp.js"
 import { FraudHandlers } from "./FraudHttp.js"
 import { LedgerHandlers } from "./LedgerHttp.js"
 import { LifecycleHandlers } from "./LifecycleHttp.js"
@@ -64,8 +66,8 @@ const measured = HttpMiddleware.make((app) =>
 )
 
 export const ApiLive = HttpApiBuilder.api(JivaPayApi).pipe(
-  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers, FraudHandlers, LifecycleHandlers]),
-  Layer.provide([AuthenticationLive, StoreAuthenticationLive]),
+  Layer.provide([OpsHandlers, AuthHandlers, AdminHandlers, TraderHandlers, MerchantHandlers, LedgerHandlers, FraudHandlers, LifecycleHandlers, DeadLetterHandlers]),
+  Layer.provide([AuthenticationLive, StoreAuthenticationLive, RequestGuardsLive]),
   Layer.provide([
     AuthService.Default,
     AdminService.Default,

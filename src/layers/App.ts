@@ -25,7 +25,9 @@ export const ObjectStoreLive = Layer.unwrapEffect(Effect.map(AppConfig, (config)
   })))
 
 /** Infrastructure shared by every command: configuration, database, key-value store, object store, telemetry. */
-export const InfraLive = Layer.mergeAll(OrderWakeup.layer, KeyValueLive, ObjectStoreLive, TelemetryLive).pipe(
+export const InfraLive = Layer.mergeAll(OrderWakeup.layer, KeyValueLive, ObjectStoreLive).pipe(
   Layer.provideMerge(DatabaseLive),
+  // Telemetry first, so that the JSON logger and LOG_LEVEL already apply while the others start.
+  Layer.provideMerge(TelemetryLive),
   Layer.provideMerge(AppConfig.layer)
 )

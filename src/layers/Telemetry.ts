@@ -18,7 +18,7 @@ const logLevels: Record<string, LogLevel.LogLevel> = {
 /** Structured JSON logs at LOG_LEVEL. */
 export const LoggingLive = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
   Layer.merge(
-    Logger.replace(Logger.defaultLogger, Logger.jsonLogger),
+    Logger.replace(Logger.defaultLogger, Logger.withConsoleLog(Logger.jsonLogger)),
     Logger.minimumLogLevel(logLevels[config.logLevel.toLowerCase()] ?? LogLevel.Info)
   )))
 
