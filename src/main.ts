@@ -5,10 +5,15 @@ import { HttpAppLive, NodeServerLive } from "./http/Server.js"
 import { InfraLive } from "./layers/App.js"
 import { AppConfig } from "./layers/Config.js"
 import { runMigrations } from "./layers/Migrations.js"
+import { ErrorReporter } from "./services/ErrorReporter.js"
+import { OrderStatusManager } from "./services/OrderStatusManager.js"
 import { Reconciliation } from "./services/Reconciliation.js"
+import { ReferenceData } from "./services/ReferenceData.js"
 import type { SeedReport } from "./services/Seed.js"
 import { Seed } from "./services/Seed.js"
 import { OrderWorkerLive } from "./workers/OrderWorker.js"
+import { RateRefresherLive } from "./workers/RateRefresher.js"
+import { TimeoutWorkerLive } from "./workers/TimeoutWorker.js"
 
 const COMMANDS = ["start", "serve", "worker", "migrate", "seed", "reconcile"] as const
 type Command = typeof COMMANDS[number]
@@ -40,8 +45,15 @@ const migrateAndSeed = Effect.gen(function*() {
 
 const HttpLive = HttpAppLive.pipe(Layer.provide(NodeServerLive))
 const serveHttp = Layer.launch(HttpLive)
-/** The background workers; they stop gracefully (in-flight orders finish) on SIGINT/SIGTERM. */
-const WorkersLive = OrderWorkerLive
+/**
+ * The background workers: assignment, order timeouts and rate refresh. They stop gracefully
+ * (in-flight orders finish) on SIGINT/SIGTERM.
+ */
+const WorkersLive = Layer.mergeAll(
+  OrderWorkerLive,
+  TimeoutWorkerLive.pipe(Layer.provide([OrderStatusManager.Default, ErrorReporter.Default])),
+  RateRefresherLive.pipe(Layer.provide([ReferenceData.Default, ErrorReporter.Default]))
+)
 
 const baseUrl = Effect.map(AppConfig, (config) => `http://${config.host}:${config.port}`)
 

@@ -22,8 +22,14 @@ export const CallbackId = id("CallbackId")
 export type CallbackId = typeof CallbackId.Type
 
 /** Path parameters arrive as strings; a non-numeric or out-of-range id is a 400 naming the field. */
+const DecimalDigits = Schema.String.pipe(
+  Schema.pattern(/^[1-9][0-9]{0,15}$/, { message: () => "id must be a positive decimal integer" })
+)
 const idFromPath = <S extends Schema.Schema<any, number>>(schema: S) =>
-  Schema.compose(Schema.NumberFromString, schema as any) as unknown as Schema.Schema<S["Type"], string>
+  Schema.compose(Schema.compose(DecimalDigits, Schema.NumberFromString), schema as any) as unknown as Schema.Schema<
+    S["Type"],
+    string
+  >
 
 export const UserIdFromPath = idFromPath(UserId)
 export const MerchantIdFromPath = idFromPath(MerchantId)

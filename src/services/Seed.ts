@@ -5,6 +5,7 @@ import type { Role, UserId } from "../domain/Ids.js"
 import { AppConfig } from "../layers/Config.js"
 import { AdminService } from "./AdminService.js"
 import { atomic } from "./Atomic.js"
+import { BalanceManager } from "./BalanceManager.js"
 import { randomToken } from "./Passwords.js"
 import { ReferenceData } from "./ReferenceData.js"
 import { RequisiteService } from "./RequisiteService.js"
@@ -36,6 +37,7 @@ export class Seed extends Effect.Service<Seed>()("Seed", {
     const admin = yield* AdminService
     const requisites = yield* RequisiteService
     const referenceData = yield* ReferenceData
+    const balances = yield* BalanceManager
 
     const systemActor = (userId: number, role: Role): UserPrincipal => ({
       userId: userId as UserId,
@@ -101,7 +103,11 @@ export class Seed extends Effect.Service<Seed>()("Seed", {
             }
           })
           yield* requisites.setWork(traderActor, trader.id, true)
+          // A deposit to work against: PayIn holds come out of it.
+          yield* balances.deposit({ kind: "trader", id: trader.id }, decimal("1000"), actor, "demo deposit")
         }
+        // The store's float for PayOuts.
+        yield* balances.deposit({ kind: "store", id: store.id }, decimal("500"), actor, "demo deposit")
         yield* referenceData.setRateByAdmin(actor, "RUB", "USDT", decimal("92.5"))
         return {
           merchantEmail,
@@ -131,5 +137,5 @@ export class Seed extends Effect.Service<Seed>()("Seed", {
 
     return { run } as const
   }),
-  dependencies: [AdminService.Default, RequisiteService.Default, ReferenceData.Default]
+  dependencies: [AdminService.Default, RequisiteService.Default, ReferenceData.Default, BalanceManager.Default]
 }) {}
