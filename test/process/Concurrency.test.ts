@@ -49,7 +49,8 @@ const childEnv = workerEnv({
   ORDER_MAX_RETRIES: settings.orderMaxRetries,
   ORDER_RETRY_BASE_DELAY: "200 millis",
   ORDER_RETRY_MAX_DELAY: "1 seconds",
-  DATABASE_MAX_CONNECTIONS: 12
+  // Concurrency 8 plus the pick loop's own queries.
+  DATABASE_MAX_CONNECTIONS: 9
 })
 
 const banks = ["sber", "tinkoff", "alfa"] as const
@@ -99,7 +100,8 @@ const ProcessLayer = OrderProcessor.Default.pipe(
   Layer.provide(FraudDetector.Default),
   Layer.provideMerge(ErrorReporter.Default),
   Layer.provideMerge(Layer.mergeAll(OrderWakeup.layer, KeyValue.layerMemory)),
-  Layer.provideMerge(ScratchDatabaseLive({ maxConnections: 30 })),
+  // Connections are counted: the server (max_connections 100) is shared with the other suites.
+  Layer.provideMerge(ScratchDatabaseLive({ maxConnections: 12 })),
   Layer.provideMerge(AppConfig.layerWith(settings))
 )
 

@@ -51,7 +51,7 @@ const buildWorld = Effect.gen(function*() {
   }))
 })
 
-layer(ScratchDatabaseLive(), { excludeTestServices: true })("Killed worker", (it) => {
+layer(ScratchDatabaseLive({ maxConnections: 4 }), { excludeTestServices: true })("Killed worker", (it) => {
   it.effect("a worker SIGKILLed mid-batch: another process assigns the rest, nothing twice", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -87,7 +87,7 @@ layer(ScratchDatabaseLive(), { excludeTestServices: true })("Killed worker", (it
       const survivorStartedAtMs = Date.now()
       const survivor = yield* spawnWorker(url, workerEnv({ WORKER_POLL_INTERVAL: "500 millis" }))
       yield* Effect.timeout(survivor.ready, Duration.seconds(60))
-      yield* eventually("every order assigned", Effect.map(counts, (now) => now.assigned === ORDER_COUNT), Duration.seconds(60))
+      yield* eventually("every order assigned", Effect.map(counts, (now) => now.assigned === ORDER_COUNT), Duration.seconds(100))
       console.log(JSON.stringify({
         assignedBeforeKill: atKill.assigned,
         claimedAtKill: atKill.claimed,
@@ -101,5 +101,5 @@ layer(ScratchDatabaseLive(), { excludeTestServices: true })("Killed worker", (it
       // Each order was attempted by the survivor at most once more: the dead worker's attempt left no trace.
       const [retried] = yield* sql<{ count: number }>`SELECT count(*)::int AS count FROM incoming_orders WHERE retry_count > 0`
       expect(retried!.count).toBe(0)
-    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)), 150_000)
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)), 200_000)
 })

@@ -92,7 +92,7 @@ export const testSettings: Partial<AppSettings> = {
 /** The processor on a fresh scratch database, with the switches, ErrorReporter.Test and the real wake-up. */
 export const ProcessorTestLive = (settings: Partial<AppSettings> = {}) => {
   const config = AppConfig.layerWith({ ...testSettings, ...settings })
-  const database = Layer.merge(TestDatabaseLive({ maxConnections: 20 }), KeyValue.layerMemory).pipe(
+  const database = Layer.merge(TestDatabaseLive({ maxConnections: 10 }), KeyValue.layerMemory).pipe(
     Layer.provideMerge(config)
   )
   const dependencies = Layer.mergeAll(
