@@ -630,7 +630,6 @@ export class OrderProcessor extends Effect.Service<OrderProcessor>()("OrderProce
 
     const observeFailure = (incomingOrderId: number, failure: AttemptFailure) =>
       Effect.gen(function*() {
-        yield* reporter.recordOrderFailure(failure.code)
         const log = failure.code === "rate_unavailable"
           // No rate means no order can be priced: an operator must fix the source (SPEC §5.6).
           ? Effect.logError("ALERT: exchange rate unavailable; order will retry").pipe(Effect.annotateLogs("alert", "rate_unavailable"))
@@ -684,6 +683,10 @@ export class OrderProcessor extends Effect.Service<OrderProcessor>()("OrderProce
         })
         yield* recordOutcomeMetrics(outcome, startedAtMs, Option.none())
         return outcome
+      }
+      // Only final failures feed the failed-order alert: retries are the normal "no trader free yet".
+      if (recorded.value._tag === "Failed" || recorded.value._tag === "ManualReview") {
+        yield* reporter.recordOrderFailure(failure.code)
       }
       yield* recordOutcomeMetrics(recorded.value, startedAtMs, Option.none())
       return recorded.value
