@@ -8,6 +8,8 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     testTimeout: 60_000,
+    // Service logs are printed only for failing tests, where they help; passing ones stay quiet.
+    silent: "passed-only",
     hookTimeout: 120_000,
     globalSetup: ["test/globalSetup.ts"]
   }
