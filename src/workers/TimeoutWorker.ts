@@ -14,7 +14,7 @@ const ordersExpired = Metric.counter("jivapay_orders_expired_total", { descripti
  * One round: every open order past `expires_at` is moved by the state machine — assigned → failed
  * (hold voided), pending_trader_confirmation → requires_attention (hold kept for a person). Each
  * order is its own transaction and re-checks expiry under its row lock, so two workers scanning at
- * once move each order once; `SKIP LOCKED` keeps them from waiting on each other.
+ * once move each order once (a concurrent round just finds them already moved).
  */
 export const expireDueOrders = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
