@@ -5,19 +5,12 @@ import { IncomingOrderIdFromPath } from "../domain/Ids.js"
 import { Direction, IncomingOrderStatus } from "../domain/Status.js"
 import { listLimitMax } from "../services/OrderProcessor.js"
 import { Authentication } from "./Security.js"
+import { pageLimit, pageOffset } from "./Schemas.js"
 
 const listOffsetMax = 1_000_000
 
-const PageLimit = Schema.NumberFromString.pipe(
-  Schema.compose(
-    Schema.Int.pipe(Schema.between(1, listLimitMax, { message: () => `limit must be an integer between 1 and ${listLimitMax}` }))
-  )
-)
-const PageOffset = Schema.NumberFromString.pipe(
-  Schema.compose(
-    Schema.Int.pipe(Schema.between(0, listOffsetMax, { message: () => `offset must be an integer between 0 and ${listOffsetMax}` }))
-  )
-)
+const PageLimit = pageLimit(listLimitMax)
+const PageOffset = pageOffset(listOffsetMax)
 
 export const IncomingOrdersQuery = Schema.Struct({
   status: Schema.optional(IncomingOrderStatus),

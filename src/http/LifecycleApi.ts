@@ -14,6 +14,7 @@ import { Direction, OrderStatus } from "../domain/Status.js"
 import { listLimitMax, listOffsetMax, reasonLengthMax, UnsupportedReceiptType } from "../services/OrderStatusManager.js"
 import { MerchantOrderView } from "./MerchantApi.js"
 import { Authentication, StoreAuthentication } from "./Security.js"
+import { pageLimit, pageOffset } from "./Schemas.js"
 
 /**
  * The order lifecycle (SPEC §5.8, §6): the customer's confirmation through the merchant API, the
@@ -29,16 +30,8 @@ const Reason = Schema.String.pipe(
 export const ReasonRequest = Schema.Struct({ reason: Reason })
 export const AdminStatusRequest = Schema.Struct({ status: OrderStatus, reason: Reason })
 
-const PageLimit = Schema.NumberFromString.pipe(
-  Schema.compose(
-    Schema.Int.pipe(Schema.between(1, listLimitMax, { message: () => `limit must be an integer between 1 and ${listLimitMax}` }))
-  )
-)
-const PageOffset = Schema.NumberFromString.pipe(
-  Schema.compose(
-    Schema.Int.pipe(Schema.between(0, listOffsetMax, { message: () => `offset must be an integer between 0 and ${listOffsetMax}` }))
-  )
-)
+const PageLimit = pageLimit(listLimitMax)
+const PageOffset = pageOffset(listOffsetMax)
 
 export const TraderOrdersQuery = Schema.Struct({
   status: Schema.optional(OrderStatus),

@@ -45,3 +45,13 @@ export const PositiveCount = Schema.Int.pipe(
 export const Priority = Schema.Int.pipe(Schema.between(-1000, 1000, { message: () => "must be between -1000 and 1000" }))
 
 export { AmountFiat, Percent, Rate }
+
+/** Paging query parameters (strings in the URL), bounded so a listing can never be unbounded. */
+export const pageLimit = (max: number) =>
+  Schema.NumberFromString.pipe(
+    Schema.compose(Schema.Int.pipe(Schema.between(1, max, { message: () => `limit must be an integer between 1 and ${max}` })))
+  )
+export const pageOffset = (max: number) =>
+  Schema.NumberFromString.pipe(
+    Schema.compose(Schema.Int.pipe(Schema.between(0, max, { message: () => `offset must be an integer between 0 and ${max}` })))
+  )
