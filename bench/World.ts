@@ -111,17 +111,7 @@ export const buildWorld = (client: JsonClient, admin: { readonly email: string; 
 // ---------------------------------------------------------------------------------------------
 // Orders
 
-/** A small seeded PRNG (mulberry32): every run sends the same order mix. */
-export const seededRandom = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seededRandom } from "../test/support/random.js"
 
 export interface OrderBody {
   readonly merchantOrderId: string
